@@ -1,0 +1,1 @@
+//! The invitation email: rendered from templates with auto-escaping. (being written)

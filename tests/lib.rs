@@ -1,0 +1,1 @@
+//! Test support lives in it/; this crate only hosts the integration test binary.
