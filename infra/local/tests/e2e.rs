@@ -256,10 +256,9 @@ async fn aws_mode_runs_the_story_against_moto() {
 
     let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json")).await.unwrap().json().await.unwrap();
     let raw: Vec<String> = data["ses"]["RawMessage"]
-        .as_object()
-        .into_iter()
-        .flat_map(|by_region| by_region.values())
-        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+        .as_array()
+        .expect("moto lists raw SES messages")
+        .iter()
         .filter_map(|m| m["raw_data"].as_str().map(str::to_owned))
         .filter(|m| m.contains(&email))
         .collect();
