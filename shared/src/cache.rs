@@ -13,10 +13,15 @@ use std::time::Duration;
 use crate::ports::Clock;
 use crate::domain::Timestamp;
 
-/// How long the webhook path trusts what it read: short, and always far below the rotation
-/// grace period (at least five minutes, enforced by the configuration), so a replaced
-/// credential is never dropped early nor kept late by more than this.
+/// How long the webhook path trusts what it read: short, and kept below the rotation grace
+/// period by [`ttl_within`], so a replaced credential is never kept late by more than this.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// The cache TTL to use with a rotation grace period: [`DEFAULT_CACHE_TTL`], or half the grace
+/// when that is shorter (a grace of seconds, as in tests, must not be outlived by a cache entry).
+pub fn ttl_within(grace: Duration) -> Duration {
+    DEFAULT_CACHE_TTL.min(grace / 2)
+}
 
 pub struct TtlCache<K, V> {
     ttl: chrono::Duration,
@@ -56,6 +61,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 
     pub fn clear(&self) {
         self.entries.lock().unwrap().clear();
+    }
+
+    /// Keeps only the entries `keep` accepts (e.g. to drop what one company's entries hold).
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.entries.lock().unwrap().retain(|k, (_, v)| keep(k, v));
     }
 }
 

