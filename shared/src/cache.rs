@@ -10,8 +10,8 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::ports::Clock;
 use crate::domain::Timestamp;
+use crate::ports::Clock;
 
 /// How long the webhook path trusts what it read: short, and kept below the rotation grace
 /// period by [`ttl_within`], so a replaced credential is never kept late by more than this.

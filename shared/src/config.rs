@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::domain::settings::{parse_duration, DEFAULT_ROTATION_GRACE};
 use crate::domain::EmailAddress;
+use crate::domain::settings::{DEFAULT_ROTATION_GRACE, parse_duration};
 
 /// The default Ashby API base URL.
 pub const DEFAULT_ASHBY_API_URL: &str = "https://api.ashbyhq.com";
@@ -65,7 +65,12 @@ pub fn sender_email() -> Result<EmailAddress, ConfigError> {
 pub fn max_receive_count() -> Result<u32, ConfigError> {
     match optional("MAX_RECEIVE_COUNT") {
         None => Ok(DEFAULT_MAX_RECEIVE_COUNT),
-        Some(v) => v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| ConfigError("MAX_RECEIVE_COUNT must be a positive integer".into())),
+        Some(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ConfigError("MAX_RECEIVE_COUNT must be a positive integer".into())),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::ashby::{AshbyApplication, AshbyCandidate, ApiKeyInfo, CustomFieldDefinition};
+use crate::domain::ashby::{ApiKeyInfo, AshbyApplication, AshbyCandidate, CustomFieldDefinition};
 use crate::domain::*;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -73,9 +73,15 @@ pub trait EventLog: Send + Sync {
     async fn upsert(&self, entry: &EventLogEntry) -> Result<(), StoreError>;
     async fn get_event(&self, company: &CompanyId, event: &EventId) -> Result<Option<EventLogEntry>, StoreError>;
     /// Sets the outcome of an existing entry (no-op if the entry does not exist).
-    async fn set_outcome(&self, company: &CompanyId, event: &EventId, update: &OutcomeUpdate) -> Result<(), StoreError>;
+    async fn set_outcome(&self, company: &CompanyId, event: &EventId, update: &OutcomeUpdate)
+    -> Result<(), StoreError>;
     /// Newest first (by `received_at`, then event id).
-    async fn list_events(&self, company: &CompanyId, limit: usize, cursor: Option<&str>) -> Result<Page<EventLogEntry>, StoreError>;
+    async fn list_events(
+        &self,
+        company: &CompanyId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<EventLogEntry>, StoreError>;
 }
 
 /// Candidates created by the integration.
@@ -84,15 +90,33 @@ pub trait CandidateStore: Send + Sync {
     /// Creates the record unless the company already has one with this candidate id.
     /// Returns the stored record and whether this call created it.
     async fn create_if_absent(&self, record: &CandidateRecord) -> Result<(CandidateRecord, bool), StoreError>;
-    async fn get_candidate(&self, company: &CompanyId, id: &CandidateId) -> Result<Option<CandidateRecord>, StoreError>;
+    async fn get_candidate(&self, company: &CompanyId, id: &CandidateId)
+    -> Result<Option<CandidateRecord>, StoreError>;
     /// Newest first (by `invited_at`, then candidate id).
-    async fn list_candidates(&self, company: &CompanyId, limit: usize, cursor: Option<&str>) -> Result<Page<CandidateRecord>, StoreError>;
+    async fn list_candidates(
+        &self,
+        company: &CompanyId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<CandidateRecord>, StoreError>;
     /// Claims the right to send the invitation: succeeds (`true`) when the invitation is
     /// `Pending`, or `Sending` with a lease that lapsed before `now`; it becomes `Sending` until
     /// `lease_until`. `false` when it was sent or another attempt holds a live lease.
-    async fn claim_invitation(&self, company: &CompanyId, id: &CandidateId, now: Timestamp, lease_until: Timestamp) -> Result<bool, StoreError>;
+    async fn claim_invitation(
+        &self,
+        company: &CompanyId,
+        id: &CandidateId,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Marks the invitation `Sent` with SES's message id.
-    async fn mark_invitation_sent(&self, company: &CompanyId, id: &CandidateId, message_id: &str, sent_at: Timestamp) -> Result<(), StoreError>;
+    async fn mark_invitation_sent(
+        &self,
+        company: &CompanyId,
+        id: &CandidateId,
+        message_id: &str,
+        sent_at: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Gives a claim back after a failed send (`Sending` → `Pending`).
     async fn release_invitation(&self, company: &CompanyId, id: &CandidateId) -> Result<(), StoreError>;
     async fn put_invite_token(&self, token: &InviteToken) -> Result<(), StoreError>;
@@ -207,7 +231,10 @@ impl AshbyError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            AshbyError::RateLimited { .. } | AshbyError::Server { .. } | AshbyError::Timeout | AshbyError::Unreachable(_)
+            AshbyError::RateLimited { .. }
+                | AshbyError::Server { .. }
+                | AshbyError::Timeout
+                | AshbyError::Unreachable(_)
         )
     }
     /// Ashby's `Retry-After`, when it sent one.

@@ -291,7 +291,13 @@ async fn check_hiring_team_role(deps: &SettingsDeps, s: &IntegrationSettings, ke
         ),
         // The role list is advisory (an unknown role only sends approvals to the backup approver),
         // so failing to read it does not make the integration unhealthy.
-        Err(e) => pass(NAME, format!("'{role}' could not be verified: the hiring team roles could not be read from Ashby ({}).", describe(&e))),
+        Err(e) => pass(
+            NAME,
+            format!(
+                "'{role}' could not be verified: the hiring team roles could not be read from Ashby ({}).",
+                describe(&e)
+            ),
+        ),
     }
 }
 

@@ -9,17 +9,17 @@ use anyhow::Context as _;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use reimbi_shared::EmailAddress;
 use reimbi_shared::adapters::ashby_http::HttpAshbyApi;
 use reimbi_shared::adapters::embedded::{EmbeddedQueue, EmbeddedSecretStore, EmbeddedStore, OutboxMailer};
 use reimbi_shared::cache::Invalidate;
 use reimbi_shared::config;
 use reimbi_shared::ports::*;
-use reimbi_shared::EmailAddress;
 use tokio::sync::watch;
 
+use crate::ServeArgs;
 use crate::token::TokenKey;
 use crate::worker::{self, QueueSource};
-use crate::ServeArgs;
 
 pub const DEFAULT_DATA_DIR: &str = ".reimbi-local";
 /// Where invitation links point when `APP_BASE_URL` is not set.
@@ -95,7 +95,10 @@ async fn aws_backends(sender: &EmailAddress) -> anyhow::Result<Backends> {
         webhooks: store.clone(),
         events: store.clone(),
         candidates: store,
-        secrets: Arc::new(secretsmanager::SecretsManagerSecretStore::new(aws_sdk_secretsmanager::Client::new(&sdk), prefix)),
+        secrets: Arc::new(secretsmanager::SecretsManagerSecretStore::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            prefix,
+        )),
         queue: queue.clone(),
         redelivery: queue,
         mailer: Arc::new(ses::SesMailer::new(sesv2)),
@@ -160,7 +163,8 @@ fn env_or(name: &str, default: &str) -> String {
 /// Builds everything and starts serving on `args.listen`.
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let sender = EmailAddress::parse(&env_or("SENDER_EMAIL", DEFAULT_SENDER)).map_err(|e| anyhow::anyhow!("SENDER_EMAIL: {e}"))?;
+    let sender = EmailAddress::parse(&env_or("SENDER_EMAIL", DEFAULT_SENDER))
+        .map_err(|e| anyhow::anyhow!("SENDER_EMAIL: {e}"))?;
     let app_base_url = env_or("APP_BASE_URL", DEFAULT_APP_BASE_URL).trim_end_matches('/').to_owned();
     let grace = config::rotation_grace()?;
     let public_base_url = config::optional("PUBLIC_BASE_URL").map(|u| u.trim_end_matches('/').to_owned());
@@ -175,13 +179,14 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     let token_key = Arc::new(TokenKey::load_or_create(&args.data_dir)?);
     let ashby: Arc<dyn AshbyApi> = Arc::new(HttpAshbyApi::new(ashby_url.trim_end_matches('/')));
 
-    let webhook_deps = Arc::new(webhook::WebhookDeps::new(
+    let webhook_deps = Arc::new(webhook::WebhookDeps::with_cache_ttl(
         backends.webhooks.clone(),
         backends.settings.clone(),
         backends.secrets.clone(),
         backends.events.clone(),
         backends.queue.clone(),
         clock.clone(),
+        reimbi_shared::cache::ttl_within(grace),
     ));
     let processor_deps = Arc::new(processor::ProcessorDeps::new(
         backends.settings.clone(),
@@ -215,7 +220,8 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     // hands everything that is not its own route to the admin router.
     let app = webhook::router(webhook_deps).fallback_service(admin);
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
     let mut server_rx = rx.clone();

@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
-use serde_json::{json, Value};
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
 
+use crate::ServeArgs;
 use crate::app;
 use crate::token::TokenKey;
-use crate::ServeArgs;
 
 const COMPANY: &str = "acme";
 const ASHBY_KEY: &str = "demo-ashby-api-key-x7Qa";
@@ -20,7 +20,13 @@ struct Admin {
 }
 
 impl Admin {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, expect: u16) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        expect: u16,
+    ) -> anyhow::Result<Value> {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -86,22 +92,38 @@ pub async fn run(format: reimbi_shared::telemetry::LogFormat) -> anyhow::Result<
     }
 }
 
-async fn story(admin: &Admin, sim: &ashby_sim::AshbySim, demo: &ashby_sim::Demo, data_dir: &std::path::Path) -> anyhow::Result<()> {
+async fn story(
+    admin: &Admin,
+    sim: &ashby_sim::AshbySim,
+    demo: &ashby_sim::Demo,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     use reqwest::Method;
     let c = format!("/companies/{COMPANY}");
 
     step(2, "Reimbi data: two reimbursement policies and the staff who approve");
     for (id, name, guidelines) in [
-        ("onsite-interview", "Onsite Interview", "Submit travel, hotel and meal receipts within 30 days of your interview."),
+        (
+            "onsite-interview",
+            "Onsite Interview",
+            "Submit travel, hotel and meal receipts within 30 days of your interview.",
+        ),
         ("final-round-travel", "Final Round Travel", "Economy flights and up to two hotel nights are covered."),
     ] {
         let p = admin
-            .call(Method::PUT, &format!("{c}/policies/{id}"), Some(json!({"name": name, "enabled": true, "submissionGuidelines": guidelines})), 200)
+            .call(
+                Method::PUT,
+                &format!("{c}/policies/{id}"),
+                Some(json!({"name": name, "enabled": true, "submissionGuidelines": guidelines})),
+                200,
+            )
             .await?;
         println!("   policy {:<20} {}", p["policyId"].as_str().unwrap_or(id), name);
     }
     for (email, name) in [("rae@acme.example", "Rae Cruiter"), ("ops@acme.example", "Acme Recruiting Ops")] {
-        admin.call(Method::PUT, &format!("{c}/staff/{email}"), Some(json!({"name": name, "canApprove": true})), 200).await?;
+        admin
+            .call(Method::PUT, &format!("{c}/staff/{email}"), Some(json!({"name": name, "canApprove": true})), 200)
+            .await?;
         println!("   staff  {email:<20} can approve");
     }
 
@@ -149,7 +171,9 @@ async fn story(admin: &Admin, sim: &ashby_sim::AshbySim, demo: &ashby_sim::Demo,
     let deadline = Instant::now() + Duration::from_secs(30);
     let event = loop {
         let events = admin.call(Method::GET, &format!("{c}/integrations/ashby/events?limit=10"), None, 200).await?;
-        let found = events["items"].as_array().and_then(|items| items.iter().find(|e| e["eventId"] == event_id.as_str()).cloned());
+        let found = events["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|e| e["eventId"] == event_id.as_str()).cloned());
         match found {
             Some(e) if !matches!(e["outcome"].as_str(), Some("accepted") | Some("retrying")) => break e,
             _ if Instant::now() > deadline => bail!("the event was not processed within 30 s"),

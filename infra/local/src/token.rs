@@ -64,7 +64,13 @@ impl TokenKey {
 
     pub fn mint(&self, company: &str, role: &str, now: i64) -> String {
         let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let claims = Claims { iss: ISSUER.into(), company_id: company.into(), role: role.into(), iat: now, exp: now + LIFETIME_SECS };
+        let claims = Claims {
+            iss: ISSUER.into(),
+            company_id: company.into(),
+            role: role.into(),
+            iat: now,
+            exp: now + LIFETIME_SECS,
+        };
         let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialise"));
         let signing_input = format!("{header}.{payload}");
         let mut mac = self.mac();

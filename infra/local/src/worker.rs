@@ -72,7 +72,9 @@ impl QueueSource {
                     .map(|m| {
                         let receive_count = m
                             .attributes()
-                            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                            .and_then(|a| {
+                                a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                            })
                             .and_then(|v| v.parse().ok())
                             .unwrap_or(1);
                         let attributes = m
@@ -159,8 +161,7 @@ pub async fn run(source: QueueSource, deps: Arc<processor::ProcessorDeps>, mut s
             continue;
         }
         let response = processor::handle(&deps, to_sqs_event(&batch)).await;
-        let failed: HashSet<String> =
-            response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
         for m in batch.iter().filter(|m| !failed.contains(&m.message_id)) {
             if let Err(e) = source.delete(&m.receipt_handle).await {
                 tracing::error!(error = %e, message_id = %m.message_id, "deleting a processed message failed");

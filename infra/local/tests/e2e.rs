@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ashby_sim::AshbySim;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_reimbi-local");
 const KEY: &str = "e2e-ashby-key-0001";
@@ -28,7 +28,9 @@ impl Drop for Server {
 fn serve(data_dir: &Path, ashby: &str, aws: Option<&[(&str, String)]>) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).args(["--ashby-api-url", ashby]);
-    cmd.env("RUST_LOG", "warn").env("APP_BASE_URL", "https://app.reimbi.test").env("SENDER_EMAIL", "invites@reimbi.test");
+    cmd.env("RUST_LOG", "warn")
+        .env("APP_BASE_URL", "https://app.reimbi.test")
+        .env("SENDER_EMAIL", "invites@reimbi.test");
     cmd.env_remove("PUBLIC_BASE_URL").env_remove("QUEUE_URL").env_remove("TABLE_NAME");
     if let Some(env) = aws {
         cmd.arg("--aws");
@@ -108,9 +110,21 @@ fn seed_candidate(sim: &AshbySim, tag: &str) -> (String, String) {
 async fn configure(admin: &Admin) -> (String, String) {
     use reqwest::Method;
     admin
-        .ok(Method::PUT, "/policies/onsite", Some(json!({"name": "Onsite Interview", "enabled": true, "submissionGuidelines": "Keep every receipt."})), 200)
+        .ok(
+            Method::PUT,
+            "/policies/onsite",
+            Some(json!({"name": "Onsite Interview", "enabled": true, "submissionGuidelines": "Keep every receipt."})),
+            200,
+        )
         .await;
-    admin.ok(Method::PUT, "/policies/travel", Some(json!({"name": "Final Round Travel", "enabled": true, "submissionGuidelines": "Economy only."})), 200).await;
+    admin
+        .ok(
+            Method::PUT,
+            "/policies/travel",
+            Some(json!({"name": "Final Round Travel", "enabled": true, "submissionGuidelines": "Economy only."})),
+            200,
+        )
+        .await;
     admin.ok(Method::PUT, "/staff/rae@acme.example", Some(json!({"name": "Rae", "canApprove": true})), 200).await;
     admin.ok(Method::PUT, "/staff/ops%40acme.example", Some(json!({"name": "Ops", "canApprove": true})), 200).await;
     let s = admin
@@ -153,7 +167,10 @@ async fn wait_for_outcome(admin: &Admin, event_id: &str) -> Value {
 
 fn outbox_emails(data_dir: &Path) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(data_dir.join("outbox")) else { return vec![] };
-    dir.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).map(|e| std::fs::read_to_string(e.path()).unwrap()).collect()
+    dir.filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,7 +180,12 @@ async fn embedded_mode_invites_a_flagged_candidate_once_and_survives_a_restart()
     let (candidate_id, email) = seed_candidate(&sim, "embedded");
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &sim.url(), None);
-    let admin = Admin { http: reqwest::Client::new(), base: server.base.clone(), token: token(dir.path(), "acme", "admin"), company: "acme".into() };
+    let admin = Admin {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        token: token(dir.path(), "acme", "admin"),
+        company: "acme".into(),
+    };
     let (url, secret) = configure(&admin).await;
 
     let (status, accepted) = deliver_stage_change(&url, &secret, "action-1", &candidate_id, "embedded").await;
@@ -171,7 +193,9 @@ async fn embedded_mode_invites_a_flagged_candidate_once_and_survives_a_restart()
     let event_id = accepted["eventId"].as_str().unwrap().to_owned();
     let event = wait_for_outcome(&admin, &event_id).await;
     assert_eq!(event["outcome"], "invited", "{event}");
-    let candidate = admin.ok(reqwest::Method::GET, &format!("/candidates/{}", event["candidateId"].as_str().unwrap()), None, 200).await;
+    let candidate = admin
+        .ok(reqwest::Method::GET, &format!("/candidates/{}", event["candidateId"].as_str().unwrap()), None, 200)
+        .await;
     assert_eq!(candidate["status"], "Invited");
     assert_eq!(candidate["email"], email.as_str());
     assert_eq!(candidate["policyName"], "Onsite Interview");
@@ -183,7 +207,13 @@ async fn embedded_mode_invites_a_flagged_candidate_once_and_survives_a_restart()
     assert_eq!(emails.len(), 1);
     let text = reimbi_mime_part(&emails[0], "text/plain");
     let html = reimbi_mime_part(&emails[0], "text/html");
-    assert!(text.contains("Jane <b>Doe</b>") && text.contains("https://app.reimbi.test/") && text.contains("Keep every receipt.") && text.contains("support@reimbi.com"), "{text}");
+    assert!(
+        text.contains("Jane <b>Doe</b>")
+            && text.contains("https://app.reimbi.test/")
+            && text.contains("Keep every receipt.")
+            && text.contains("support@reimbi.com"),
+        "{text}"
+    );
     assert!(html.contains("Jane &lt;b&gt;Doe&lt;/b&gt;") && !html.contains("<b>Doe"), "{html}");
 
     // Restart: settings, credentials and candidates survive; the same event is not a second invitation.
@@ -197,10 +227,12 @@ async fn embedded_mode_invites_a_flagged_candidate_once_and_survives_a_restart()
     assert_eq!(candidates["items"].as_array().unwrap().len(), 1);
     // The credentials survived too: the old URL's path on the new port still verifies.
     let path = &url[url.find("/webhooks/").unwrap()..];
-    let (status, again) = deliver_stage_change(&format!("{}{path}", server.base), &secret, "action-1", &candidate_id, "embedded").await;
+    let (status, again) =
+        deliver_stage_change(&format!("{}{path}", server.base), &secret, "action-1", &candidate_id, "embedded").await;
     assert_eq!(status, 202);
     assert_eq!(again["eventId"], event_id.as_str());
-    let (status, second) = deliver_stage_change(&format!("{}{path}", server.base), &secret, "action-2", &candidate_id, "embedded").await;
+    let (status, second) =
+        deliver_stage_change(&format!("{}{path}", server.base), &secret, "action-2", &candidate_id, "embedded").await;
     assert_eq!(status, 202);
     let second = wait_for_outcome(&admin, second["eventId"].as_str().unwrap()).await;
     assert_eq!(second["outcome"], "alreadyInvited");
@@ -235,7 +267,8 @@ async fn tokens_are_checked_by_the_local_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_mode_runs_the_story_against_moto() {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL must point at moto (make test starts it)");
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL must point at moto (make test starts it)");
     let sim = AshbySim::start().await;
     sim.add_api_key(KEY);
     let tag = format!("aws{}", std::process::id());
@@ -247,7 +280,12 @@ async fn aws_mode_runs_the_story_against_moto() {
         ("SECRETS_PREFIX", format!("e2e-{tag}/")),
     ];
     let server = serve(dir.path(), &sim.url(), Some(&env));
-    let admin = Admin { http: reqwest::Client::new(), base: server.base.clone(), token: token(dir.path(), "acme", "admin"), company: "acme".into() };
+    let admin = Admin {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        token: token(dir.path(), "acme", "admin"),
+        company: "acme".into(),
+    };
     let (url, secret) = configure(&admin).await;
     let (status, accepted) = deliver_stage_change(&url, &secret, "aws-action-1", &candidate_id, &tag).await;
     assert_eq!(status, 202, "{accepted}");

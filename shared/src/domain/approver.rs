@@ -40,7 +40,9 @@ pub fn resolve_approver(i: &ApproverInputs<'_>) -> Option<(EmailAddress, Approve
                 .find(|email| i.staff.iter().any(|s| &s.email == email && s.can_approve))
                 .map(|e| (e, ApproverSource::HiringTeam))
         }),
-        ApproverRole::ReimbiDefault => i.policy.default_approver_email.clone().map(|e| (e, ApproverSource::PolicyDefault)),
+        ApproverRole::ReimbiDefault => {
+            i.policy.default_approver_email.clone().map(|e| (e, ApproverSource::PolicyDefault))
+        }
     };
     chosen.or_else(|| i.backup.cloned().map(|e| (e, ApproverSource::Backup)))
 }
@@ -51,7 +53,13 @@ mod tests {
     use crate::domain::ids::{CompanyId, PolicyId};
 
     fn member(email: &str, role: &str) -> HiringTeamMember {
-        HiringTeamMember { user_id: None, first_name: None, last_name: None, email: Some(email.into()), role: Some(role.into()) }
+        HiringTeamMember {
+            user_id: None,
+            first_name: None,
+            last_name: None,
+            email: Some(email.into()),
+            role: Some(role.into()),
+        }
     }
     fn staff(email: &str, can_approve: bool) -> StaffMember {
         StaffMember {
@@ -77,25 +85,97 @@ mod tests {
     #[test]
     fn approver_resolution_table() {
         let team = vec![member("hal@acme.example", "Hiring Manager"), member("Rae@Acme.example", "Recruiter")];
-        let staff_all = vec![staff("rae@acme.example", true), staff("hal@acme.example", true), staff("ops@acme.example", true)];
+        let staff_all =
+            vec![staff("rae@acme.example", true), staff("hal@acme.example", true), staff("ops@acme.example", true)];
         let staff_rae_cannot = vec![staff("rae@acme.example", false), staff("ops@acme.example", true)];
         let backup = EmailAddress::parse("ops@acme.example").unwrap();
         let with_default = policy(Some("pat@acme.example"));
         let without_default = policy(None);
         use ApproverRole::*;
         use ApproverSource as S;
-        let cases: Vec<(&str, ApproverRole, Option<&str>, &[StaffMember], &Policy, Option<&EmailAddress>, Option<(&str, S)>)> = vec![
-            ("hiring team role matches", HiringTeam, Some("Recruiter"), &staff_all, &with_default, Some(&backup), Some(("rae@acme.example", S::HiringTeam))),
-            ("role is case-insensitive", HiringTeam, Some("hiring manager"), &staff_all, &with_default, Some(&backup), Some(("hal@acme.example", S::HiringTeam))),
-            ("member who cannot approve falls to backup", HiringTeam, Some("Recruiter"), &staff_rae_cannot, &with_default, Some(&backup), Some(("ops@acme.example", S::Backup))),
-            ("no member with the role falls to backup", HiringTeam, Some("Coordinator"), &staff_all, &with_default, Some(&backup), Some(("ops@acme.example", S::Backup))),
-            ("no role configured falls to backup", HiringTeam, None, &staff_all, &with_default, Some(&backup), Some(("ops@acme.example", S::Backup))),
-            ("policy default", ReimbiDefault, Some("Recruiter"), &staff_all, &with_default, Some(&backup), Some(("pat@acme.example", S::PolicyDefault))),
-            ("policy without default falls to backup", ReimbiDefault, None, &staff_all, &without_default, Some(&backup), Some(("ops@acme.example", S::Backup))),
+        let cases: Vec<(
+            &str,
+            ApproverRole,
+            Option<&str>,
+            &[StaffMember],
+            &Policy,
+            Option<&EmailAddress>,
+            Option<(&str, S)>,
+        )> = vec![
+            (
+                "hiring team role matches",
+                HiringTeam,
+                Some("Recruiter"),
+                &staff_all,
+                &with_default,
+                Some(&backup),
+                Some(("rae@acme.example", S::HiringTeam)),
+            ),
+            (
+                "role is case-insensitive",
+                HiringTeam,
+                Some("hiring manager"),
+                &staff_all,
+                &with_default,
+                Some(&backup),
+                Some(("hal@acme.example", S::HiringTeam)),
+            ),
+            (
+                "member who cannot approve falls to backup",
+                HiringTeam,
+                Some("Recruiter"),
+                &staff_rae_cannot,
+                &with_default,
+                Some(&backup),
+                Some(("ops@acme.example", S::Backup)),
+            ),
+            (
+                "no member with the role falls to backup",
+                HiringTeam,
+                Some("Coordinator"),
+                &staff_all,
+                &with_default,
+                Some(&backup),
+                Some(("ops@acme.example", S::Backup)),
+            ),
+            (
+                "no role configured falls to backup",
+                HiringTeam,
+                None,
+                &staff_all,
+                &with_default,
+                Some(&backup),
+                Some(("ops@acme.example", S::Backup)),
+            ),
+            (
+                "policy default",
+                ReimbiDefault,
+                Some("Recruiter"),
+                &staff_all,
+                &with_default,
+                Some(&backup),
+                Some(("pat@acme.example", S::PolicyDefault)),
+            ),
+            (
+                "policy without default falls to backup",
+                ReimbiDefault,
+                None,
+                &staff_all,
+                &without_default,
+                Some(&backup),
+                Some(("ops@acme.example", S::Backup)),
+            ),
             ("nobody at all", ReimbiDefault, None, &staff_all, &without_default, None, None),
         ];
         for (name, role, htr, staff, policy, backup, expected) in cases {
-            let got = resolve_approver(&ApproverInputs { role, hiring_team_role: htr, hiring_team: &team, policy, staff, backup });
+            let got = resolve_approver(&ApproverInputs {
+                role,
+                hiring_team_role: htr,
+                hiring_team: &team,
+                policy,
+                staff,
+                backup,
+            });
             let got = got.as_ref().map(|(e, s)| (e.as_str(), *s));
             assert_eq!(got, expected, "{name}");
         }

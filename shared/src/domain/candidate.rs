@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Timestamp;
 use super::approver::ApproverSource;
 use super::ids::{CandidateId, CompanyId, EmailAddress, EventId, PolicyId};
-use super::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CandidateStatus {

@@ -147,7 +147,8 @@ mod tests {
 
     #[test]
     fn other_actions_parse_without_stage_change_details() {
-        let e = WebhookEnvelope::parse(b"{\"webhookActionId\":\"w\",\"action\":\"candidateHire\",\"data\":{}}").unwrap();
+        let e =
+            WebhookEnvelope::parse(b"{\"webhookActionId\":\"w\",\"action\":\"candidateHire\",\"data\":{}}").unwrap();
         assert_eq!(e.action, "candidateHire");
         assert!(e.stage_change.is_none());
     }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CandidateId, CompanyId, EventId};
 use super::Timestamp;
+use super::ids::{CandidateId, CompanyId, EventId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -102,7 +102,8 @@ mod tests {
 
     #[test]
     fn reasons_serialise_as_their_codes() {
-        for r in [Reason::NotFlagged, Reason::PolicyNotFound, Reason::AshbyApiKeyRejected, Reason::IntegrationDisabled] {
+        for r in [Reason::NotFlagged, Reason::PolicyNotFound, Reason::AshbyApiKeyRejected, Reason::IntegrationDisabled]
+        {
             assert_eq!(serde_json::to_value(r).unwrap(), serde_json::Value::String(r.as_str().into()));
         }
         assert_eq!(serde_json::to_value(Outcome::AlreadyInvited).unwrap(), "alreadyInvited");

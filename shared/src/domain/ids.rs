@@ -225,7 +225,16 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_validated() {
         assert_eq!(EmailAddress::parse(" Rae@Acme.Example ").unwrap().as_str(), "rae@acme.example");
-        for bad in ["", "rae", "rae@", "@acme.example", "rae@acme", "a b@acme.example", "rae@acme..example", "<rae@acme.example>"] {
+        for bad in [
+            "",
+            "rae",
+            "rae@",
+            "@acme.example",
+            "rae@acme",
+            "a b@acme.example",
+            "rae@acme..example",
+            "<rae@acme.example>",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad} should be refused");
         }
     }

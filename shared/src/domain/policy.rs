@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CompanyId, EmailAddress, PolicyId};
 use super::Timestamp;
+use super::ids::{CompanyId, EmailAddress, PolicyId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

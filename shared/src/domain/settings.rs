@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CompanyId, EmailAddress, WebhookId};
 use super::Timestamp;
+use super::ids::{CompanyId, EmailAddress, WebhookId};
 
 /// The default title of the Yes/No candidate field that sends a candidate to Reimbi.
 pub const DEFAULT_TRIGGER_FIELD_TITLE: &str = "Send to Reimbi";

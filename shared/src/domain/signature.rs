@@ -132,8 +132,19 @@ mod tests {
         let s = secret("k");
         assert_eq!(verify_signature(&s, None, b"{}").unwrap_err(), SignatureError::Missing);
         assert_eq!(verify_signature(&s, Some(b""), b"{}").unwrap_err(), SignatureError::Missing);
-        for bad in ["sha1=abcd", "abc", "sha256=", "sha256=zz", &format!("sha256={}", "a".repeat(63)), &format!("sha256={}", "g".repeat(64))] {
-            assert_eq!(verify_signature(&s, Some(bad.as_bytes()), b"{}").unwrap_err(), SignatureError::Malformed, "{bad}");
+        for bad in [
+            "sha1=abcd",
+            "abc",
+            "sha256=",
+            "sha256=zz",
+            &format!("sha256={}", "a".repeat(63)),
+            &format!("sha256={}", "g".repeat(64)),
+        ] {
+            assert_eq!(
+                verify_signature(&s, Some(bad.as_bytes()), b"{}").unwrap_err(),
+                SignatureError::Malformed,
+                "{bad}"
+            );
         }
         assert_eq!(verify_signature(&s, Some(&[0xff, 0xfe]), b"{}").unwrap_err(), SignatureError::Malformed);
     }

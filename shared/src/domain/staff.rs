@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CompanyId, EmailAddress};
 use super::Timestamp;
+use super::ids::{CompanyId, EmailAddress};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
