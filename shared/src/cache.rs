@@ -69,6 +69,13 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// Told when a company's settings, webhook credentials or API key change, so that caches
+/// in the same process drop what they hold at once instead of at the end of their TTL.
+/// (Across Lambda functions there is no such signal: there the TTL bounds staleness.)
+pub trait Invalidate: Send + Sync {
+    fn company_changed(&self, company: &crate::domain::CompanyId);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,11 +100,4 @@ mod tests {
         cache.remove(&1);
         assert_eq!(cache.get(&1), None);
     }
-}
-
-/// Told when a company's settings, webhook credentials or API key change, so that caches
-/// in the same process drop what they hold at once instead of at the end of their TTL.
-/// (Across Lambda functions there is no such signal: there the TTL bounds staleness.)
-pub trait Invalidate: Send + Sync {
-    fn company_changed(&self, company: &crate::domain::CompanyId);
 }

@@ -83,6 +83,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best as rows of tuples
     fn approver_resolution_table() {
         let team = vec![member("hal@acme.example", "Hiring Manager"), member("Rae@Acme.example", "Recruiter")];
         let staff_all =

@@ -72,6 +72,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best as rows of tuples
     fn policy_matching_table() {
         let two = vec![policy("onsite", "Onsite Interview", true), policy("travel", "Final Round Travel", true)];
         let folded_twins = vec![policy("a", "Onsite", true), policy("b", "onsite ", true)];
