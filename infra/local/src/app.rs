@@ -122,10 +122,10 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
 }
 
 async fn ensure_queue(client: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
-    if let Ok(out) = client.get_queue_url().queue_name(name).send().await {
-        if let Some(url) = out.queue_url {
-            return Ok(url);
-        }
+    if let Ok(out) = client.get_queue_url().queue_name(name).send().await
+        && let Some(url) = out.queue_url
+    {
+        return Ok(url);
     }
     tracing::info!(queue = name, "creating the SQS queue");
     let out = client

@@ -155,10 +155,10 @@ async fn wait_for_outcome(admin: &Admin, event_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let events = admin.ok(reqwest::Method::GET, "/integrations/ashby/events?limit=100", None, 200).await;
-        if let Some(e) = events["items"].as_array().unwrap().iter().find(|e| e["eventId"] == event_id) {
-            if !matches!(e["outcome"].as_str(), Some("accepted") | Some("retrying")) {
-                return e.clone();
-            }
+        if let Some(e) = events["items"].as_array().unwrap().iter().find(|e| e["eventId"] == event_id)
+            && !matches!(e["outcome"].as_str(), Some("accepted") | Some("retrying"))
+        {
+            return e.clone();
         }
         assert!(Instant::now() < deadline, "event {event_id} was not processed in time");
         tokio::time::sleep(Duration::from_millis(100)).await;
