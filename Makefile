@@ -46,8 +46,11 @@ fmt-check:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# The closing line sums every test binary's result, so a run's total is read in one place.
 cargo-test:
-	cargo test --workspace
+	@mkdir -p target
+	cargo test --workspace 2>&1 | tee target/cargo-test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "\ntotal: %d passed, %d failed\n", p, f }' target/cargo-test.log
 
 # The SAM template checks (infra/scripts/check-template.sh) need moto: started here unless
 # this runs inside `make test`, whose server it reuses.
