@@ -261,7 +261,8 @@ async fn local_authorizer(State(key): State<Arc<TokenKey>>, mut req: Request, ne
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = start(&args).await?;
     tracing::info!(address = %running.addr, backends = %running.description, "reimbi-local is serving");
-    eprintln!("reimbi-local listening on http://{} ({})", running.addr, running.description);
+    // On stdout, so scripts can read the address (`--listen 127.0.0.1:0` picks a free port).
+    println!("reimbi-local listening on http://{} ({})", running.addr, running.description);
     eprintln!("admin token: reimbi-local token --company <ID> --data-dir {}", args.data_dir.display());
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");

@@ -38,9 +38,9 @@ fn serve(data_dir: &Path, ashby: &str, aws: Option<&[(&str, String)]>) -> Server
             cmd.env(k, v);
         }
     }
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("reimbi-local starts");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("reimbi-local starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let base = loop {
         let line = lines.next().expect("reimbi-local printed its address before exiting").unwrap();
@@ -49,7 +49,7 @@ fn serve(data_dir: &Path, ashby: &str, aws: Option<&[(&str, String)]>) -> Server
         }
         assert!(Instant::now() < deadline, "reimbi-local did not start in time");
     };
-    // Keep draining stderr so the child never blocks on a full pipe.
+    // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Server { child, base }
 }
