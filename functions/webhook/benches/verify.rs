@@ -63,7 +63,9 @@ fn bench(c: &mut Criterion) {
                 let verified = verify_signature(&secret, Some(header.as_bytes()), black_box(body)).unwrap();
                 let envelope = WebhookEnvelope::parse(verified.bytes()).unwrap();
                 let id = EventId::derive(&company, envelope.webhook_action_id.as_deref(), verified.bytes());
-                black_box((envelope, id))
+                // The handler also copies the verified body into the queue message.
+                let message_body = String::from_utf8(verified.bytes().to_vec()).unwrap();
+                black_box((envelope, id, message_body))
             })
         });
     }
