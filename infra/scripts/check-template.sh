@@ -65,3 +65,7 @@ trap 'rm -f "$OUTPUTS" "$CARGO_LOG"' EXIT
 cargo test -p reimbi-tests --test it template:: -- --ignored 2>&1 | tee "$CARGO_LOG"
 # A filter that matches nothing passes with "0 passed": that must not count as a proof.
 grep -Eq '^test result: ok\. [1-9][0-9]* passed' "$CARGO_LOG" || die "no template:: test ran"
+
+step "reimbi-local --aws against the stack (the whole story on the template's table and queue)"
+cargo test -p reimbi-local --test e2e on_the_stack -- --ignored 2>&1 | tee "$CARGO_LOG"
+grep -Eq '^test result: ok\. [1-9][0-9]* passed' "$CARGO_LOG" || die "the reimbi-local stack test did not run"
