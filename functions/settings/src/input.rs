@@ -154,6 +154,8 @@ impl PageQuery {
         let mut out = PageQuery { limit: DEFAULT_LIMIT, cursor: None };
         for (k, v) in pairs {
             match k.as_str() {
+                // An empty value (`?limit=&cursor=`) means the default, as if absent.
+                "limit" if v.trim().is_empty() => {}
                 "limit" => {
                     out.limit =
                         v.trim().parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
@@ -210,6 +212,7 @@ mod tests {
     fn limits_outside_one_to_a_hundred_are_refused() {
         assert_eq!(PageQuery::parse(None).unwrap(), PageQuery { limit: 50, cursor: None });
         assert_eq!(PageQuery::parse(Some("limit=100&cursor=abc")).unwrap().cursor.as_deref(), Some("abc"));
+        assert_eq!(PageQuery::parse(Some("limit=&cursor=")).unwrap(), PageQuery { limit: 50, cursor: None });
         for bad in ["limit=0", "limit=101", "limit=ten", "limit=-1"] {
             let Err(ApiError::Validation { field, .. }) = PageQuery::parse(Some(bad)) else { panic!("{bad}") };
             assert_eq!(field.as_deref(), Some("limit"));
