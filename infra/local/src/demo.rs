@@ -157,6 +157,8 @@ async fn story(
     }
 
     step(6, "A recruiter moves Jane Doe to Onsite: Ashby sends a signed candidateStageChange");
+    // From here on, the simulator's call log shows only what the processor asks Ashby.
+    sim.reset_calls();
     let body = demo.stage_change(None);
     let resp = ashby_sim::webhook::try_deliver(&url, &secret, body).await?;
     let status = resp.status().as_u16();
@@ -181,7 +183,7 @@ async fn story(
         }
     };
     for call in sim.calls() {
-        println!("   Ashby API call: {}", call.endpoint);
+        println!("   the processor called Ashby: {}", call.endpoint);
     }
     show(&event);
     if event["outcome"] != "invited" {

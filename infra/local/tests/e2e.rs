@@ -320,3 +320,21 @@ async fn aws_story(tag: &str, mut env: Vec<(&str, String)>) {
 fn reimbi_mime_part(raw: &str, content_type: &str) -> String {
     reimbi_shared::adapters::mime::part(raw, content_type).unwrap_or_else(|| panic!("no {content_type} part in {raw}"))
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminate_signal_stops_the_server_cleanly() {
+    let sim = AshbySim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &sim.url(), None);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "reimbi-local did not stop within 10 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
+}
