@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::SettingsDeps;
 use crate::auth::CompanyAdmin;
 use crate::error::ApiError;
-use crate::input::PageQuery;
+use crate::input::{PageQuery, page_body};
 
 fn view(c: &CandidateRecord) -> Value {
     json!({
@@ -37,10 +37,7 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let q = PageQuery::parse(query.as_deref())?;
     let page = deps.candidates.list_candidates(&admin.company, q.limit, q.cursor.as_deref()).await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(view).collect::<Vec<_>>(),
-        "nextCursor": page.next_cursor,
-    })))
+    Ok(Json(page_body(&page, view)))
 }
 
 pub(crate) async fn get(

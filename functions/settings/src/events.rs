@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::SettingsDeps;
 use crate::auth::CompanyAdmin;
 use crate::error::ApiError;
-use crate::input::PageQuery;
+use crate::input::{PageQuery, page_body};
 
 fn view(e: &EventLogEntry) -> Value {
     json!({
@@ -31,8 +31,5 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let q = PageQuery::parse(query.as_deref())?;
     let page = deps.events.list_events(&admin.company, q.limit, q.cursor.as_deref()).await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(view).collect::<Vec<_>>(),
-        "nextCursor": page.next_cursor,
-    })))
+    Ok(Json(page_body(&page, view)))
 }

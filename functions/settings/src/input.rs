@@ -3,7 +3,7 @@
 //! Bodies are read as bytes and parsed here (not by an extractor) so that authentication
 //! always runs first, and so that every error names the field at fault.
 
-use reimbi_shared::domain::EmailAddress;
+use reimbi_shared::domain::{EmailAddress, Page};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -138,6 +138,11 @@ pub fn required<T>(p: Patch<T>, name: &str) -> Result<T, ApiError> {
         Patch::Value(v) => Ok(v),
         _ => Err(ApiError::validation(name, format!("{name} is required"))),
     }
+}
+
+/// A listing's body: `{ "items": [...], "nextCursor": ... }`.
+pub fn page_body<T>(page: &Page<T>, view: impl Fn(&T) -> Value) -> Value {
+    serde_json::json!({ "items": page.items.iter().map(view).collect::<Vec<_>>(), "nextCursor": page.next_cursor })
 }
 
 /// `limit` and `cursor` of a listing.
