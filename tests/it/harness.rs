@@ -155,6 +155,24 @@ impl AwsEnv {
     pub fn dynamo_client(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.config)
     }
+    /// The item as DynamoDB holds it (to check attributes the store's API does not show, e.g. `ttl`).
+    pub async fn raw_item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        use aws_sdk_dynamodb::types::AttributeValue::S;
+        let out = self
+            .dynamo_client()
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", S(pk.to_owned()))
+            .key("sk", S(sk.to_owned()))
+            .send()
+            .await
+            .expect("GetItem on moto");
+        out.item.unwrap_or_else(|| panic!("no item {pk} / {sk}"))
+    }
     pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.config)
     }
